@@ -1,0 +1,59 @@
+"The edulit command: list, run with overrides, reproduce, and errors on bad input."
+import json
+import os
+import subprocess
+import sys
+
+from edulit import experiments, kd
+
+TINY = ["--set", "n_train=512", "--set", "n_valid=256", "--set", "teacher_epochs=1", "--set", "student_epochs=1",
+        "--set", "teacher_widths=[8]", "--set", "student_widths=[4]"]
+
+
+def edulit(*args, timeout=300):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "EDULIT_PROGRESS": "0"}
+    return subprocess.run([sys.executable, "-m", "edulit.cli", *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_list_shows_kd():
+    res = edulit("list")
+    assert res.returncode == 0, res.stderr
+    assert "kd_fashion_mnist" in res.stdout
+
+
+def test_run_writes_record_and_plot(tmp_path):
+    res = edulit("run", "kd_fashion_mnist", "--seeds", "0,1", "--device", "cpu", "--out", str(tmp_path), *TINY)
+    assert res.returncode == 0, res.stderr[-3000:]
+    record = json.loads((tmp_path/"kd_fashion_mnist.json").read_text())
+    assert record["seeds"] == [0, 1]
+    assert record["config"]["n_train"] == 512
+    assert set(record["summary"]) == {"teacher", "student_alone", "kd_student"}
+    assert (tmp_path/"kd_fashion_mnist.png").stat().st_size > 1000
+    assert "| kd_student |" in res.stdout
+
+
+def test_run_unknown_key_is_error(tmp_path):
+    res = edulit("run", "kd_fashion_mnist", "--out", str(tmp_path), "--set", "epochz=3")
+    assert res.returncode == 2
+    assert "Unknown config keys ['epochz']" in res.stderr
+    assert not (tmp_path/"kd_fashion_mnist.json").exists()
+
+
+def test_run_bad_seeds_is_error():
+    res = edulit("run", "kd_fashion_mnist", "--seeds", "a,b")
+    assert res.returncode == 2
+    assert "invalid seeds" in res.stderr
+
+
+def test_reproduce_writes_summary(tmp_path, monkeypatch):
+    exp = experiments.get_experiment("kd_fashion_mnist")
+    tiny = {**exp.presets["quick"], "n_train": 256, "n_valid": 128, "teacher_epochs": 1, "student_epochs": 1,
+            "teacher_widths": [4], "student_widths": [4]}
+    monkeypatch.setitem(exp.presets, "quick", tiny)
+    monkeypatch.setitem(exp.seeds, "quick", [0, 1])
+    summary, failures = experiments.reproduce("quick", out=tmp_path, names=["kd_fashion_mnist"])
+    assert failures == {}
+    text = summary.read_text()
+    assert "## kd_fashion_mnist (quick)" in text
+    assert "| kd_student |" in text and "±" in text
+    assert (tmp_path/"kd_fashion_mnist.png").exists()
