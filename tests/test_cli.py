@@ -55,5 +55,6 @@ def test_reproduce_writes_summary(tmp_path, monkeypatch):
     assert failures == {}
     text = summary.read_text()
     assert "## kd_fashion_mnist (quick)" in text
-    assert "| kd_student |" in text and "±" in text
+    assert "| kd_student |" in text
+    assert "±" in text
     assert (tmp_path/"kd_fashion_mnist.png").exists()

@@ -84,10 +84,11 @@ def test_idx_unknown_type_code(tmp_path):
 def test_real_datasets_load():
     for name in ("fashion_mnist", "mnist5k", "digits"):
         x, y = data.get_dataset(name, "test")
-        assert x.ndim == 4 and len(x) == len(y), name
+        assert x.ndim == 4, name
+        assert len(x) == len(y), name
     texts, labels = data.get_dataset("rotten_tomatoes", "train")
     assert len(texts) == len(labels) > 10_000
-    assert "Othello" in data.get_dataset("shakespeare") or "OTHELLO" in data.get_dataset("shakespeare")
+    assert "othello" in data.get_dataset("shakespeare").lower()
 
 
 class RunsCode:
@@ -116,7 +117,8 @@ def make_cifar10(root, n=3, data_cols=3072):
 def test_cifar10_good(tmp_path):
     make_cifar10(tmp_path)
     x, y = load_cifar(tmp_path, "cifar10", "train")
-    assert tuple(x.shape) == (15, 3, 32, 32) and y.tolist() == [1]*15
+    assert tuple(x.shape) == (15, 3, 32, 32)
+    assert y.tolist() == [1]*15
 
 
 def test_cifar10_malicious_batch(tmp_path):
