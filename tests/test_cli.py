@@ -58,3 +58,48 @@ def test_reproduce_writes_summary(tmp_path, monkeypatch):
     assert "| kd_student |" in text
     assert "±" in text
     assert (tmp_path/"kd_fashion_mnist.png").exists()
+
+
+def test_run_wrong_type_is_error(tmp_path):
+    res = edulit("run", "kd_fashion_mnist", "--out", str(tmp_path), "--set", "n_train=abc")
+    assert res.returncode == 2
+    assert "Invalid value 'abc' for config key 'n_train'" in res.stderr
+
+
+def test_run_nonpositive_value_is_error(tmp_path):
+    res = edulit("run", "kd_fashion_mnist", "--out", str(tmp_path), "--set", "teacher_epochs=0")
+    assert res.returncode == 2
+    assert "Invalid teacher_epochs=0" in res.stderr
+
+
+def test_run_out_is_file_is_error(tmp_path):
+    target = tmp_path/"afile"
+    target.write_text("x")
+    res = edulit("run", "kd_fashion_mnist", "--out", str(target), *TINY)
+    assert res.returncode == 2
+    assert "is an existing file" in res.stderr
+
+
+def test_run_duplicate_seeds_is_error(tmp_path):
+    res = edulit("run", "kd_fashion_mnist", "--out", str(tmp_path), "--seeds", "0,0")
+    assert res.returncode == 2
+    assert "Duplicate seeds" in res.stderr
+
+
+def test_bad_device_and_log_level(tmp_path):
+    res = edulit("run", "kd_fashion_mnist", "--out", str(tmp_path), "--device", "gpu", *TINY)
+    assert res.returncode == 2
+    assert "Invalid device 'gpu'" in res.stderr
+    res = edulit("--log-level", "verbose", "list")
+    assert res.returncode == 2
+    assert "Invalid log level 'VERBOSE'" in res.stderr
+
+
+def test_reproduce_reports_corrupt_data(tmp_path, monkeypatch):
+    bad = tmp_path/"fm"
+    bad.mkdir()
+    (bad/"train-images-idx3-ubyte.gz").write_bytes(b"not gzip")
+    monkeypatch.setenv("EDULIT_FASHION_MNIST", str(bad))
+    summary, failures = experiments.reproduce("quick", out=tmp_path/"out", names=["kd_fashion_mnist"])
+    assert "DataCorruptError" in failures["kd_fashion_mnist"]
+    assert "## kd_fashion_mnist: failed" in summary.read_text()

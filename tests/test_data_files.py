@@ -142,3 +142,20 @@ def test_cifar_missing_file(tmp_path):
     base = make_cifar10(tmp_path)
     (base/"data_batch_3").unlink()
     with pytest.raises(DatasetMissingError, match="data_batch_3"): load_cifar(tmp_path, "cifar10", "train")
+
+
+def test_fashion_mnist_env_folder_empty(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDULIT_FASHION_MNIST", str(tmp_path/"empty"))
+    with pytest.raises(DatasetMissingError, match="EDULIT_FASHION_MNIST=.*empty"): data.load_fashion_mnist()
+
+
+def test_fashion_mnist_label_out_of_range(fashion_dir):
+    write_idx(fashion_dir/"t10k-labels-idx1-ubyte.gz", np.array([1, 200, 3]))
+    with pytest.raises(DataCorruptError, match="label 200 is outside 0..9") as e: data.load_fashion_mnist("test")
+    assert "t10k-labels-idx1-ubyte.gz" in str(e.value)
+
+
+def test_cifar_malicious_names_file(tmp_path):
+    base = make_cifar10(tmp_path)
+    with open(base/"data_batch_2", "wb") as f: pickle.dump(RunsCode(), f)
+    with pytest.raises(pickle.UnpicklingError, match="data_batch_2: Refusing"): load_cifar(tmp_path, "cifar10", "train")

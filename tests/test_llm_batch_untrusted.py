@@ -5,8 +5,9 @@ import re
 import pytest
 from pydantic import BaseModel, Field
 
-from edulit.llm import (DATA_POLICY, ChatClient, ChatRequest, ReplayBackend, ReplayMissError, ScriptedBackend,
-                        ScriptExhaustedError, run_batch, untrusted_spans, wrap_untrusted)
+from edulit.llm import (DATA_POLICY, ChatClient, ChatRequest, FileFormatError, LLMError, ReplayBackend, ReplayMissError,
+                        ScriptedBackend, ScriptExhaustedError, run_batch, untrusted_spans, wrap_untrusted)
+from edulit.llm_testing import FakeOpenAIServer
 
 
 class Grade(BaseModel):
@@ -48,6 +49,29 @@ def test_journal_failed_items_retried(tmp_path):
     assert attempts == [1, 2, 2]
 
 
+@pytest.mark.parametrize("line, problem", [
+    ('"just a string"', 'got a JSON string ("just a string")'),
+    ("[1, 2]", "got a JSON array ([1, 2])"),
+    ('{"status": "ok", "result": 1}', "the 'id' field is missing"),
+    ('{"id": "a", "status": "done"}', "the 'status' field is 'done'"),
+    ('{"id": "a"}', "the 'status' field is missing"),
+    ('{"id": "a", "status": "ok"}', "the 'result' field is missing"),
+    ('{"id": "a", "status": "error"}', "the 'error' field is missing"),
+])
+def test_journal_invalid_entry_named(tmp_path, line, problem):
+    journal = tmp_path/"batch.jsonl"
+    journal.write_text(json.dumps({"id": "z", "status": "ok", "result": 0}) + "\n" + line + "\n")
+    calls = []
+    with pytest.raises(FileFormatError) as info:
+        run_batch({"a": 1}, calls.append, journal=journal, progress=False)
+    message = str(info.value)
+    assert f"line 2 of batch journal {journal}" in message
+    assert "expected an object" in message
+    assert problem in message
+    assert isinstance(info.value, LLMError)
+    assert calls == []
+
+
 def test_batch_unserialisable_result_fails_item():
     report = run_batch({"a": 1}, lambda x: object(), progress=False)
     assert "TypeError" in report.failures["a"]
@@ -82,6 +106,41 @@ def test_replay_corrupt_cassette_line(tmp_path):
     cassette.write_text("{not json\n")
     with pytest.raises(ValueError, match="line 1 of cassette"):
         ReplayBackend(cassette)
+
+
+def record_cassette(path):
+    "Record one valid cassette line through the fake OpenAI server and the real `openai` client."
+    from edulit.llm import OpenAIBackend
+    with FakeOpenAIServer(["recorded reply"]) as server:
+        backend = OpenAIBackend("fake-model", base_url=server.base_url, api_key="EMPTY", max_retries=0)
+        ChatClient(ReplayBackend(path, mode="record", backend=backend)).chat("hello")
+
+
+@pytest.mark.parametrize("entry, problem", [
+    ({"key": "k", "response": {"text": "hi", "temperature": 0.5}}, "'response' has unknown field(s) ['temperature']"),
+    ({"key": "k", "response": {"finish_reason": "stop"}}, "'response' has no string 'text'"),
+    ({"key": "k", "response": "hi"}, "the 'response' field is missing or not an object"),
+    ({"key": 5, "response": {"text": "hi"}}, "the 'key' field is missing or not a string"),
+    ({"response": {"text": "hi"}}, "the 'key' field is missing or not a string"),
+    ([1, 2], "got a JSON array ([1, 2])"),
+])
+def test_cassette_invalid_entry_named(tmp_path, entry, problem):
+    cassette = tmp_path/"grades.jsonl"
+    record_cassette(cassette)
+    with cassette.open("a") as f: f.write(json.dumps(entry) + "\n")
+    with pytest.raises(FileFormatError) as info:
+        ReplayBackend(cassette)
+    message = str(info.value)
+    assert f"line 2 of cassette {cassette}" in message
+    assert "expected an object with a string 'key'" in message
+    assert problem in message
+    assert isinstance(info.value, LLMError)
+
+
+def test_recorded_cassette_replays(tmp_path):
+    cassette = tmp_path/"grades.jsonl"
+    record_cassette(cassette)
+    assert ChatClient(ReplayBackend(cassette)).chat("hello").text == "recorded reply"
 
 
 def test_replay_ignores_model_name(tmp_path):

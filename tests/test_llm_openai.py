@@ -14,7 +14,7 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from edulit.llm import (ChatClient, LLMCache, LLMError, LLMRequestError, OpenAIBackend, ReplayBackend, ReplayMissError,
-                        StructuredOutputError, TruncatedOutput, run_batch, user_message)
+                        StructuredOutputError, TruncatedOutput, redact, register_secret, run_batch, user_message)
 from edulit.llm_testing import FakeOpenAIServer, FakeReply, rate_limited, server_error
 
 KEY = "sk-edulit-test-SECRET-0123456789abcdef"
@@ -61,6 +61,29 @@ def test_retry_after_ms_header(server):
     assert time.perf_counter() - start >= 0.2
 
 
+@pytest.mark.parametrize("headers, wait, ignored", [
+    ({"Retry-After": "-5"}, "waiting 0.00 s", False),
+    ({"retry-after-ms": "-5000"}, "waiting 0.00 s", False),
+    ({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, "waiting 0.00 s", False),  # a date in the past
+    ({"retry-after-ms": "nan"}, "waiting 0.01 s", True),  # the first backoff wait, backoff_base
+    ({"Retry-After": "NaN"}, "waiting 0.01 s", True),
+    ({"Retry-After": "inf"}, "waiting 0.01 s", True),
+    ({"Retry-After": "1e400"}, "waiting 0.01 s", True),  # overflows to infinity
+    ({"Retry-After": "soon"}, "waiting 0.01 s", True),
+    ({"retry-after-ms": "nan", "Retry-After": "0.02"}, "waiting 0.02 s", True),
+    ({"Retry-After": "1e9"}, "waiting 0.05 s", False),  # capped at max_retry_after
+    ({"retry-after-ms": "1e12"}, "waiting 0.05 s", False),
+])
+def test_invalid_retry_after_values(server, caplog, headers, wait, ignored):
+    caplog.set_level(logging.WARNING)
+    server.push(FakeReply(status=503, content="busy", headers=headers), "ok")
+    result = ChatClient(make_backend(server, max_retry_after=0.05)).chat("hi")
+    assert result.text == "ok"
+    assert server.calls == 2
+    assert wait in caplog.text
+    assert ("Ignoring invalid" in caplog.text) == ignored
+
+
 def test_timeout_is_retried(server):
     server.push(FakeReply(content="late", delay=1.5), "on time")
     result = ChatClient(make_backend(server, timeout=0.4)).chat("hi")
@@ -89,6 +112,53 @@ def test_malformed_http_body(server):
     with pytest.raises(LLMRequestError, match="not valid JSON"):
         ChatClient(make_backend(server)).chat("hi")
     assert server.calls == 1
+
+
+@pytest.mark.parametrize("body, received", [
+    ("[1,2]", "a JSON array ([1, 2])"),
+    ('"hello"', 'a JSON string ("hello")'),
+    ("42", "a JSON number (42)"),
+    ("null", "a JSON null (null)"),
+    ('{"choices": 5}', "choices are a JSON number (5)"),
+    ('{"choices": [1]}', "choices are a JSON array ([1])"),
+    ('{"choices": [{"message": "hi"}]}', '"message": "hi"'),
+    ('{"choices": [{"message": {"content": 5}}]}', '"content": 5'),
+])
+def test_body_not_a_completion(server, body, received):
+    server.push(FakeReply(raw_body=body))
+    with pytest.raises(LLMRequestError, match="instead of a chat completion object") as info:
+        ChatClient(make_backend(server)).chat("hi")
+    assert received in str(info.value)
+    assert server.calls == 1
+
+
+@pytest.mark.parametrize("url", ["not a url", "localhost:8000/v1", "ftp://example.com/v1", "http:///v1", "http://"])
+def test_invalid_base_url_rejected(url):
+    with pytest.raises(ValueError, match="http://host:port/v1") as info:
+        OpenAIBackend("m", base_url=url, api_key=KEY)
+    assert repr(url) in str(info.value)
+
+
+def test_invalid_base_url_from_environment(monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "127.0.0.1:8000")
+    with pytest.raises(ValueError, match="Invalid OPENAI_BASE_URL '127.0.0.1:8000'"):
+        OpenAIBackend("m", api_key=KEY)
+
+
+def test_single_attempt_messages_singular(server):
+    with FakeOpenAIServer() as fake:
+        closed_url = fake.base_url
+    backend = OpenAIBackend("m", base_url=closed_url, api_key=KEY, max_retries=0, timeout=1.0)
+    with pytest.raises(LLMRequestError) as info:
+        ChatClient(backend).chat("hi")
+    assert "failed after 1 attempt:" in str(info.value)
+    assert "Connection error. Check" in str(info.value)
+    assert ".." not in str(info.value)
+    server.push(server_error(500))
+    with pytest.raises(LLMRequestError) as info:
+        ChatClient(make_backend(server, max_retries=0)).chat("hi")
+    assert "It failed 1 time." in str(info.value)
+    assert ".." not in str(info.value)
 
 
 def test_connection_refused_retried_then_fails():
@@ -363,6 +433,55 @@ def test_key_never_leaks(server, tmp_path, caplog):
         assert KEY.encode() not in path.read_bytes(), path
 
 
+SHORT_KEY = "tinykey99"
+
+
+def echo_authorization(server):
+    "A responder that answers 401 and echoes the Authorization header, as some proxies do."
+    return lambda request: FakeReply(status=401, content=f"Invalid credentials: {server.headers[-1]['authorization']}")
+
+
+def test_short_key_redacted_in_http_error(server):
+    server.responder = echo_authorization(server)
+    with pytest.raises(LLMRequestError) as info:
+        ChatClient(make_backend(server, api_key=SHORT_KEY)).chat("hi")
+    assert server.headers[0]["authorization"] == f"Bearer {SHORT_KEY}"
+    assert SHORT_KEY not in str(info.value)
+    assert "Bearer [redacted]" in str(info.value)
+
+
+def test_short_key_redacted_in_raw_reply(server, tmp_path):
+    server.responder = lambda request: FakeReply(content=f"my key is {SHORT_KEY}")
+    backend = make_backend(server, api_key=SHORT_KEY)
+    with pytest.raises(StructuredOutputError) as info:
+        ChatClient(backend).chat("Grade it.", schema=Grade, max_attempts=1)
+    assert "Raw reply: my key is [redacted]" in str(info.value)
+    ChatClient(backend, cache=LLMCache(tmp_path/"llm.sqlite")).chat("leak test")
+    assert SHORT_KEY.encode() not in (tmp_path/"llm.sqlite").read_bytes()
+
+
+def test_short_key_from_environment_redacted(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "envkey7")
+    server.responder = echo_authorization(server)
+    with pytest.raises(LLMRequestError) as info:
+        ChatClient(OpenAIBackend("fake-model", base_url=server.base_url)).chat("hi")
+    assert server.headers[0]["authorization"] == "Bearer envkey7"
+    assert "envkey7" not in str(info.value)
+
+
+def test_short_key_redacted_only_as_token():
+    register_secret("qz7")
+    assert redact("key qz7, (qz7) 'qz7'") == "key [redacted], ([redacted]) '[redacted]'"
+    assert redact("qz77 xqz7 qz7-a a_qz7") == "qz77 xqz7 qz7-a a_qz7"
+
+
+def test_placeholder_key_not_redacted(server):
+    OpenAIBackend("fake-model", base_url=server.base_url, api_key="EMPTY")
+    register_secret("")
+    register_secret("   ")
+    assert redact("EMPTY value, spaces   here") == "EMPTY value, spaces   here"
+
+
 def test_logprobs_returned_and_cached(server, tmp_path):
     tokens = [{"token": "4", "logprob": -0.1, "top_logprobs": [{"token": "4", "logprob": -0.1}, {"token": "5", "logprob": -2.4}]}]
     server.push(FakeReply(content="4", logprobs=tokens))
@@ -397,3 +516,18 @@ def test_corrupt_cache_file_named(tmp_path):
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(LLMError, match="broken.sqlite"):
         LLMCache(path)
+
+
+def test_cache_path_under_a_file(tmp_path):
+    blocker = tmp_path/"notes.txt"
+    blocker.write_text("not a directory")
+    for path in (blocker/"cache.sqlite", blocker/"sub"/"cache.sqlite"):
+        with pytest.raises(LLMError) as info:
+            LLMCache(path)
+        assert str(path) in str(info.value)
+        assert f"{blocker} is a file, not a directory" in str(info.value)
+
+
+def test_cache_path_is_a_directory(tmp_path):
+    with pytest.raises(LLMError, match="it is a directory"):
+        LLMCache(tmp_path)
