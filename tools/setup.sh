@@ -44,23 +44,28 @@ else
   echo "setup: $VENV is up to date"
 fi
 
-# Debian packages: installed with apt when root, else unpacked into the data folder.
+# Debian packages: installed with apt when root, else unpacked into the data folder. Optional
+# packages that apt could not install are remembered in $APT_SKIP, so later runs stay fast.
 EDULIT_HOME=${EDULIT_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/edulit}
+APT_SKIP="$VENV/.edulit-apt-skip"
 missing_debs() { for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done; }
-need=$(missing_debs $DEBIAN_PACKAGES $DEBIAN_OPTIONAL)
-if [ -n "$need" ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "setup: apt-get install $need"
-    apt-get update -qq >/dev/null || true
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null \
-      || { echo "setup: apt-get install failed for: $need" >&2; [ -z "$(missing_debs $DEBIAN_PACKAGES)" ] || exit 1; }
-  elif [ ! -f "$EDULIT_HOME/data/debian/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz" ]; then
-    echo "setup: not root: unpacking dataset-fashion-mnist into $EDULIT_HOME/data/debian"
-    tmp=$(mktemp -d)
-    (cd "$tmp" && apt-get download dataset-fashion-mnist >/dev/null)
-    mkdir -p "$EDULIT_HOME/data/debian"
-    dpkg-deb -x "$tmp"/dataset-fashion-mnist_*.deb "$EDULIT_HOME/data/debian"
-    rm -rf "$tmp"
-    echo "setup: chromium and python3.11-doc need root; GUI tests on real pages will be skipped" >&2
-  fi
+skip=" $(cat "$APT_SKIP" 2>/dev/null || true) "
+optional=""
+for p in $DEBIAN_OPTIONAL; do case "$skip" in *" $p "*) ;; *) optional="$optional $p" ;; esac; done
+need=$(missing_debs $DEBIAN_PACKAGES $optional)
+if [ -n "$need" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "setup: apt-get install" $need
+  apt-get update -qq >/dev/null || true
+  # One package at a time, so an unavailable optional package does not block the others.
+  for p in $need; do DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null 2>&1 || echo "setup: apt-get install $p failed" >&2; done
+  if [ -n "$(missing_debs $DEBIAN_PACKAGES)" ]; then echo "setup: required Debian packages missing: $(missing_debs $DEBIAN_PACKAGES)" >&2; exit 1; fi
+  echo $(missing_debs $DEBIAN_OPTIONAL) > "$APT_SKIP"
+elif [ -n "$(missing_debs dataset-fashion-mnist)" ] && [ ! -f "$EDULIT_HOME/data/debian/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz" ]; then
+  echo "setup: not root: unpacking dataset-fashion-mnist into $EDULIT_HOME/data/debian"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download dataset-fashion-mnist >/dev/null)
+  mkdir -p "$EDULIT_HOME/data/debian"
+  dpkg-deb -x "$tmp"/dataset-fashion-mnist_*.deb "$EDULIT_HOME/data/debian"
+  rm -rf "$tmp"
+  echo "setup: chromium and python3.11-doc need root; tests on real web pages will be skipped" >&2
 fi
