@@ -96,6 +96,7 @@ def test_quick_run_saves_record_and_plots(tmp_path, edulit_home):
 def test_teacher_cache_reused(edulit_home, caplog):
     overrides = _tiny(arms=["kd"])
     first = run_experiment("deepkd_fmnist", "quick", seeds=[0], device="cpu", overrides=overrides)
+    caplog.clear()
     with caplog.at_level("INFO", logger="edulit.deepkd"):
         again = run_experiment("deepkd_fmnist", "quick", seeds=[0], device="cpu", overrides=overrides)
     assert "teacher loaded from cache" in caplog.text
