@@ -296,3 +296,6 @@ def measure_recover_costs(arms: list[str] = ("sre2l", "fadrm", "mro_only", "mpt_
             raise RuntimeError(f"Cost measurement of arm {arm!r} failed with exit code {proc.returncode}: {proc.stderr.strip()[-1500:]}")
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     return results
+
+# %% ../../nbs/fadrm/04_experiments.ipynb #971b441c
+from . import imagenet  # registers fadrm_imagenet1k

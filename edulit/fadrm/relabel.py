@@ -284,13 +284,15 @@ class StudentConfig:
 
 def train_student(images: torch.Tensor, # (N, C, D, D) distilled images in [0, 1]
                   store: RelabelStore, data: DistillData, cfg: StudentConfig,
-                  seed: int = 0, device: torch.device | str = "cpu", quiet: bool = True) -> tuple[Learner, dict]:
+                  seed: int = 0, device: torch.device | str = "cpu", quiet: bool = True,
+                  valid_dl: DataLoader | None = None, # test batches of normalised images; `None` uses the in-memory `data.x_test`
+                 ) -> tuple[Learner, dict]:
     "Train a fresh student on the replayed store; return the Learner and `{top1_final, top1_best, history}` on the test set."
     device = torch.device(device)
     torch.manual_seed(seed)
     model = make_model(cfg.arch, data.channels, data.n_classes, data.image_size)
     train_dl = replay_dataloader(images, store, data.normalize, cfg.num_workers)
-    valid_dl = TensorDL(data.normalize(data.x_test), data.y_test, bs=1000, shuffle=False, device=device)
+    if valid_dl is None: valid_dl = TensorDL(data.normalize(data.x_test), data.y_test, bs=1000, shuffle=False, device=device)
     dls = DataLoaders(train_dl, valid_dl, device=device)
     evaluator = EvalEveryCallback(cfg.eval_every)
     # NOTE: train_fkd.py runs each batch of 16 as two gradient-accumulation chunks of 8, so its student's BatchNorm
