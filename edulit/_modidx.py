@@ -881,6 +881,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/edulit', 'doc_host': 'http
                                        'edulit.fadrm.teachers.make_model': ('fadrm/teachers.html#make_model', 'edulit/fadrm/teachers.py'),
                                        'edulit.fadrm.teachers.mobilenet_tiny': ( 'fadrm/teachers.html#mobilenet_tiny',
                                                                                  'edulit/fadrm/teachers.py'),
+                                       'edulit.fadrm.teachers.read_checkpoint': ( 'fadrm/teachers.html#read_checkpoint',
+                                                                                  'edulit/fadrm/teachers.py'),
                                        'edulit.fadrm.teachers.resnet18': ('fadrm/teachers.html#resnet18', 'edulit/fadrm/teachers.py'),
                                        'edulit.fadrm.teachers.resnet_tiny': ('fadrm/teachers.html#resnet_tiny', 'edulit/fadrm/teachers.py'),
                                        'edulit.fadrm.teachers.save_teacher': ( 'fadrm/teachers.html#save_teacher',

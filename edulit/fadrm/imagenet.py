@@ -22,7 +22,7 @@ from ..experiments import Experiment, SeedResult, register_experiment
 from .experiments import FULL, QUICK, distilled_set, plot_results
 from .relabel import RelabelConfig, ReplayDataLoader, StudentConfig, relabel, train_student
 from .select import select_patches
-from .teachers import (IMAGE_SUFFIXES, DistillData, TeacherCheckpointError, batchnorm_layers,
+from .teachers import (IMAGE_SUFFIXES, DistillData, TeacherCheckpointError, batchnorm_layers, read_checkpoint,
                                    class_map_hash, file_sha256, make_model)
 
 log = get_logger("fadrm")
@@ -174,11 +174,8 @@ def load_checkpoint_teacher(path: str | Path | None, data: StreamingData, arch: 
         raise TeacherCheckpointError(f"No ImageNet-1K teacher: set {TEACHER_ENV} (or the config key 'teacher_path') to a ResNet-18 "
                                      "checkpoint, e.g. torch.save(torchvision.models.resnet18(weights=...).state_dict(), path).")
     path = Path(path)
-    if not path.is_file(): raise TeacherCheckpointError(f"Teacher checkpoint {path} not found: fix {TEACHER_ENV} or 'teacher_path'.")
-    try: ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise TeacherCheckpointError(f"Teacher checkpoint {path} is corrupt or not a weights-only torch file "
-                                     f"({type(e).__name__}: {str(e)[:160]}).") from e
+    ckpt = read_checkpoint(path, missing_fix=f"fix {TEACHER_ENV} or 'teacher_path'",
+                           corrupt_fix="save the teacher again with torch.save(model.state_dict(), path)")
     state = ckpt.get("state_dict") if isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict) else ckpt
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise TeacherCheckpointError(f"Teacher checkpoint {path} contains no state_dict of tensors: "

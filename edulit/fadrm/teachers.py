@@ -32,7 +32,7 @@ log = get_logger("fadrm")
 __all__ = ['log', 'FASHION_MNIST_CLASSES', 'IMAGE_SUFFIXES', 'ARCHS', 'class_map_hash', 'DistillData', 'load_image_folder',
            'load_distill_data', 'conv_bn_relu', 'ConvNetBN', 'BasicBlock', 'resnet_tiny', 'mobilenet_tiny', 'resnet18',
            'make_model', 'batchnorm_layers', 'TeacherCheckpointError', 'TeacherSpec', 'save_teacher', 'file_sha256',
-           'load_teacher', 'evaluate_top1', 'train_teacher', 'teacher_cache_path', 'get_teacher']
+           'read_checkpoint', 'load_teacher', 'evaluate_top1', 'train_teacher', 'teacher_cache_path', 'get_teacher']
 
 # %% ../../nbs/fadrm/00_teachers.ipynb #0929b475
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -265,6 +265,17 @@ def _check_spec(path: Path, stored: dict, expected: TeacherSpec):
             raise TeacherCheckpointError(f"Teacher checkpoint {path}: normalisation {key} {have} differs from the data's {list(want)}; "
                                          "the teacher was trained on differently normalised data.")
 
+def read_checkpoint(path: Path, # a file written by `torch.save`
+                    missing_fix: str, # what to do when the file is missing
+                    corrupt_fix: str, # what to do when it cannot be read
+                   ):
+    "Read a checkpoint with `torch.load(weights_only=True)`, raising `TeacherCheckpointError` when it is missing or unreadable."
+    if not path.is_file(): raise TeacherCheckpointError(f"Teacher checkpoint {path} not found: {missing_fix}.")
+    try: return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise TeacherCheckpointError(f"Teacher checkpoint {path} is corrupt or not a weights-only torch file "
+                                     f"({type(e).__name__}: {str(e)[:200]}); {corrupt_fix}.") from e
+
 def load_teacher(path: str | Path, # checkpoint written by `save_teacher`
                  expected: TeacherSpec, # what the data and the run require
                  device: torch.device | str = "cpu",
@@ -272,11 +283,7 @@ def load_teacher(path: str | Path, # checkpoint written by `save_teacher`
                 ) -> nn.Module:
     "Load a teacher checkpoint after validating it against `expected`; the model is frozen and in eval mode."
     path = Path(path)
-    if not path.is_file(): raise TeacherCheckpointError(f"Teacher checkpoint {path} not found: train one with `get_teacher` or fix the path.")
-    try: ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise TeacherCheckpointError(f"Teacher checkpoint {path} is corrupt or not a weights-only torch file "
-                                     f"({type(e).__name__}: {str(e)[:200]}); delete it and retrain.") from e
+    ckpt = read_checkpoint(path, missing_fix="train one with `get_teacher` or fix the path", corrupt_fix="delete it and retrain")
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict) or not isinstance(ckpt.get("spec"), dict):
         raise TeacherCheckpointError(f"Teacher checkpoint {path} lacks the 'state_dict' and 'spec' entries written by save_teacher; "
                                      "resave it with edulit.fadrm.teachers.save_teacher.")
