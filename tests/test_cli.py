@@ -4,7 +4,10 @@ import os
 import subprocess
 import sys
 
-from edulit import experiments, kd
+import pytest
+
+from edulit import experiments
+from edulit.cli import main
 
 TINY = ["--set", "n_train=512", "--set", "n_valid=256", "--set", "teacher_epochs=1", "--set", "student_epochs=1",
         "--set", "teacher_widths=[8]", "--set", "student_widths=[4]"]
@@ -32,19 +35,6 @@ def test_run_writes_record_and_plot(tmp_path):
     assert "| kd_student |" in res.stdout
 
 
-def test_run_unknown_key_is_error(tmp_path):
-    res = edulit("run", "kd_fashion_mnist", "--out", str(tmp_path), "--set", "epochz=3")
-    assert res.returncode == 2
-    assert "Unknown config keys ['epochz']" in res.stderr
-    assert not (tmp_path/"kd_fashion_mnist.json").exists()
-
-
-def test_run_bad_seeds_is_error():
-    res = edulit("run", "kd_fashion_mnist", "--seeds", "a,b")
-    assert res.returncode == 2
-    assert "invalid seeds" in res.stderr
-
-
 def test_reproduce_writes_summary(tmp_path, monkeypatch):
     exp = experiments.get_experiment("kd_fashion_mnist")
     tiny = {**exp.presets["quick"], "n_train": 256, "n_valid": 128, "teacher_epochs": 1, "student_epochs": 1,
@@ -60,39 +50,33 @@ def test_reproduce_writes_summary(tmp_path, monkeypatch):
     assert (tmp_path/"kd_fashion_mnist.png").exists()
 
 
-def test_run_wrong_type_is_error(tmp_path):
-    res = edulit("run", "kd_fashion_mnist", "--out", str(tmp_path), "--set", "n_train=abc")
-    assert res.returncode == 2
-    assert "Invalid value 'abc' for config key 'n_train'" in res.stderr
+BAD_RUNS = [  # arguments after `run kd_fashion_mnist`, and the expected message on stderr
+    (["--set", "epochz=3"], "Unknown config keys ['epochz']"),
+    (["--set", "n_train=abc"], "Invalid value 'abc' for config key 'n_train'"),
+    (["--set", "teacher_epochs=0"], "Invalid teacher_epochs=0"),
+    (["--seeds", "0,0"], "Duplicate seeds"),
+    (["--device", "gpu"], "Invalid device 'gpu'"),
+]
 
 
-def test_run_nonpositive_value_is_error(tmp_path):
-    res = edulit("run", "kd_fashion_mnist", "--out", str(tmp_path), "--set", "teacher_epochs=0")
-    assert res.returncode == 2
-    assert "Invalid teacher_epochs=0" in res.stderr
+@pytest.mark.parametrize("args,message", BAD_RUNS)
+def test_run_bad_input_is_error(tmp_path, capsys, args, message):
+    "Invalid input exits with code 2 and a one-line message, before any training or output."
+    assert main(["run", "kd_fashion_mnist", "--out", str(tmp_path), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path/"kd_fashion_mnist.json").exists()
 
 
-def test_run_out_is_file_is_error(tmp_path):
+def test_run_out_is_file_is_error(tmp_path, capsys):
     target = tmp_path/"afile"
     target.write_text("x")
-    res = edulit("run", "kd_fashion_mnist", "--out", str(target), *TINY)
-    assert res.returncode == 2
-    assert "is an existing file" in res.stderr
+    assert main(["run", "kd_fashion_mnist", "--out", str(target)]) == 2
+    assert "is an existing file" in capsys.readouterr().err
 
 
-def test_run_duplicate_seeds_is_error(tmp_path):
-    res = edulit("run", "kd_fashion_mnist", "--out", str(tmp_path), "--seeds", "0,0")
-    assert res.returncode == 2
-    assert "Duplicate seeds" in res.stderr
-
-
-def test_bad_device_and_log_level(tmp_path):
-    res = edulit("run", "kd_fashion_mnist", "--out", str(tmp_path), "--device", "gpu", *TINY)
-    assert res.returncode == 2
-    assert "Invalid device 'gpu'" in res.stderr
-    res = edulit("--log-level", "verbose", "list")
-    assert res.returncode == 2
-    assert "Invalid log level 'VERBOSE'" in res.stderr
+def test_bad_log_level_is_error(capsys):
+    assert main(["--log-level", "verbose", "list"]) == 2
+    assert "Invalid log level 'VERBOSE'" in capsys.readouterr().err
 
 
 def test_reproduce_reports_corrupt_data(tmp_path, monkeypatch):

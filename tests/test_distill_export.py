@@ -17,9 +17,11 @@ def test_export_student_loads_fresh(tmp_path):
     teacher_learn, _ = fit_classifier(small_cnn((8,), 16, mean=(0.3,), std=(0.3,)), dls, 1, 3e-3)
     teacher = teacher_learn.model
     teacher.zero_grad(set_to_none=True)
+
     learn, _ = fit_classifier(small_cnn((4,), 8, mean=(0.3,), std=(0.3,)), dls, 1, 3e-3, teacher=teacher)
     assert all(p.grad is None for p in teacher.parameters())
     assert not teacher.training
+
     learn.path = tmp_path
     learn.export("student.pkl")
     xb = dls.valid.one_batch()[0][:4]
@@ -27,6 +29,7 @@ def test_export_student_loads_fresh(tmp_path):
     with torch.no_grad(): expected = learn.model(xb)
     torch.save(xb, tmp_path/"xb.pt")
     torch.save(expected, tmp_path/"expected.pt")
+
     script = textwrap.dedent(f"""
         import torch
         from fastai.learner import load_learner
@@ -39,6 +42,7 @@ def test_export_student_loads_fresh(tmp_path):
         assert torch.allclose(out, torch.load({str(tmp_path/'expected.pt')!r}), atol=1e-6)
         print('ok', sum(p.numel() for p in learn.model.parameters()))
     """)
+
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stderr[-3000:]
     n_student = sum(p.numel() for p in learn.model.parameters())

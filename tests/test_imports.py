@@ -13,7 +13,8 @@ MODULES = sorted(
 )
 
 def test_modules_found():
-    assert "edulit.core" in MODULES and "edulit.cli" in MODULES
+    assert "edulit.core" in MODULES
+    assert "edulit.cli" in MODULES
 
 @pytest.mark.parametrize("module", MODULES)
 def test_module_imports_fresh(module):
