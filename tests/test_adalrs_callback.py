@@ -98,6 +98,7 @@ def test_snapshot_from_other_model_rejected():
     ({"alpha": 1.0}, "greater than 1"),
     ({"span": (0.5, 0.2)}, "Invalid span"),
     ({"shrink": 1.5}, "Invalid shrink"),
+    ({"shrink": "fast"}, "Invalid shrink"),
     ({"backtrack_ref": "latest"}, "Invalid backtrack_ref"),
     ({"window": 2}, "at least 3"),
     ({"scale_bounds": (2.0, 4.0)}, "Invalid scale_bounds"),
@@ -166,3 +167,19 @@ def test_scale_frozen_after_span():
     assert steps.loc[steps["step"] >= span_end, "scale"].nunique() == 1
     assert all(span_start <= d.step < span_end for d in learn.adalrs.log)
     assert steps["scale"].between(1/64, 64).all()
+
+
+def test_span_shrink_follows_run_length():
+    from edulit.adalrs.controller import span_shrink
+    learn = make_learner()
+    callback = AdaLRSCallback(window=4, shrink="span")
+    fit_quietly(learn, epochs=5, cbs=callback)
+    total = 5*len(learn.dls.train)
+    assert callback.controller.shrink == pytest.approx(span_shrink(total, 4))
+    assert callback.controller.shrink < 0.99
+
+
+def test_span_shrink_rejects_short_run():
+    learn = make_learner()
+    with pytest.raises(ValueError, match="No trial fits in the search span"):
+        fit_quietly(learn, epochs=1, cbs=AdaLRSCallback(window=40, shrink="span"))

@@ -130,7 +130,7 @@ class AdaLRSCallback(Callback):
                  window: int | None = None, # k, optimizer steps per window; `None`: clamp(round(0.01·N), 20, 1000)
                  alpha: float = 3.0, # first up-factor α of a trial
                  beta: float = 2.0, # first down-factor β of a rejected trial
-                 shrink: float = 0.99, # λ: α and β shrink by λ per decided trial
+                 shrink: float | str = 0.99, # λ: α and β shrink by λ per decided trial; "span" derives it from the run
                  span: tuple = (0.1, 0.4), # fractions of the run between which the search runs
                  scale_bounds: tuple = (1/64, 64), # limits of the multiplier s
                  backtrack: bool = True, # restore the snapshot after a rejected trial (False: the ablation)
@@ -143,7 +143,9 @@ class AdaLRSCallback(Callback):
         self.controller_kwargs = dict(window=window, alpha=alpha, beta=beta, shrink=shrink, span=span, scale_bounds=scale_bounds,
                                       backtrack=backtrack, backtrack_ref=backtrack_ref, log_loss=log_loss, trials=trials)
         self.rewind_schedule, self.pin_memory = rewind_schedule, pin_memory
-        AdaLRSController(1000, save_state=lambda: None, load_state=lambda snapshot: None, **self.controller_kwargs)  # reject bad settings now, not at fit
+        # Reject bad settings now, not at fit; "span" needs the run length, so it is checked at `before_fit`.
+        AdaLRSController(1000, save_state=lambda: None, load_state=lambda snapshot: None,
+                         **{**self.controller_kwargs, "shrink": 0.99 if shrink == "span" else shrink})
         self.controller, self.result, self.snapshot_buffers = None, None, None
 
     def _save(self):

@@ -18,8 +18,8 @@ from ..core import get_logger
 log = get_logger("adalrs")
 
 # %% auto #0
-__all__ = ['log', 'DECISION_FIELDS', 'DescentVelocity', 'descent_velocity', 'trial_factors', 'decide_trial', 'default_window',
-           'AdaLRSDecision', 'AdaLRSController']
+__all__ = ['log', 'DECISION_FIELDS', 'DescentVelocity', 'descent_velocity', 'trial_factors', 'span_shrink', 'decide_trial',
+           'default_window', 'AdaLRSDecision', 'AdaLRSController']
 
 # %% ../../nbs/adalrs/00_controller.ipynb #41c404c6
 @dataclass(frozen=True)
@@ -57,6 +57,21 @@ def trial_factors(n: int, # number of trials decided so far
     "Return `(α'_n, β'_n)`: the up-factor of trial `n` and the multiplier (≤ 1) applied when it is rejected."
     if n < 0: raise ValueError(f"Invalid trial count {n}: use 0 or more.")
     return max(alpha*shrink**n, 1.0), 1.0/max(beta*shrink**n, 1.0)
+
+# %% ../../nbs/adalrs/00_controller.ipynb #ed956b50
+def span_shrink(total_steps: int, # N, the optimizer steps of the run
+                window: int, # k, steps per window
+                span: tuple[float, float] = (0.1, 0.4), # fractions of N between which the search runs
+                alpha: float = 3.0, # first up-factor α
+                spend: float = 0.75, # fraction of the trial budget after which α' reaches 1
+               ) -> float:
+    "The λ for which α'_n reaches 1 after `spend` of the trials that fit in the search span."
+    if not 0 < spend <= 1: raise ValueError(f"Invalid spend {spend}: use a fraction 0 < spend ≤ 1.")
+    budget = int((math.ceil(span[1]*total_steps) - math.ceil(span[0]*total_steps))//(2*window))
+    if budget < 1:
+        raise ValueError(f"No trial fits in the search span: {total_steps} steps with span {span} and window {window}. "
+                         f"Use a smaller window or a longer run, or pass a number as shrink.")
+    return float(alpha**(-1/max(spend*budget, 1.0)))
 
 # %% ../../nbs/adalrs/00_controller.ipynb #2b91e1bc
 def decide_trial(base: DescentVelocity, # the base window's fit
@@ -98,7 +113,7 @@ class AdaLRSController:
                  window: int | None = None, # k, steps per window; `None` uses `default_window(N)`
                  alpha: float = 3.0, # first up-factor α of a trial (> 1)
                  beta: float = 2.0, # first down-factor β on a rejected trial (> 1)
-                 shrink: float = 0.99, # λ: α and β shrink by λ per decided trial
+                 shrink: float | str = 0.99, # λ: α and β shrink by λ per decided trial; "span" derives λ from the run (`span_shrink`)
                  span: tuple[float, float] = (0.1, 0.4), # fractions of N between which the search runs
                  scale_bounds: tuple[float, float] = (1/64, 64), # limits of the multiplier s
                  backtrack: bool = True, # restore the snapshot after a rejected trial (False: the ablation)
@@ -110,7 +125,8 @@ class AdaLRSController:
                 ):
         if total_steps < 1: raise ValueError(f"Invalid total_steps {total_steps}: use the number of optimizer steps of the run (1 or more).")
         if alpha <= 1 or beta <= 1: raise ValueError(f"Invalid factors alpha={alpha}, beta={beta}: both must be greater than 1.")
-        if not 0 < shrink <= 1: raise ValueError(f"Invalid shrink {shrink}: use 0 < λ ≤ 1.")
+        if shrink != "span" and not (isinstance(shrink, (int, float)) and 0 < shrink <= 1):
+            raise ValueError(f"Invalid shrink {shrink!r}: use a number 0 < λ ≤ 1, or 'span' to derive λ from the run.")
         if not 0 <= span[0] < span[1] <= 1: raise ValueError(f"Invalid span {span}: use fractions 0 ≤ start < end ≤ 1.")
         if not 0 < scale_bounds[0] <= 1 <= scale_bounds[1]: raise ValueError(f"Invalid scale_bounds {scale_bounds}: use low ≤ 1 ≤ high with low > 0.")
         if backtrack_ref not in ("pre_trial", "trial"): raise ValueError(f"Invalid backtrack_ref {backtrack_ref!r}: use 'pre_trial' or 'trial'.")
@@ -118,6 +134,7 @@ class AdaLRSController:
             raise ValueError("Backtracking needs save_state and load_state functions. Pass them, or set backtrack=False.")
         self.total_steps, self.window = total_steps, window or default_window(total_steps)
         if self.window < 3: raise ValueError(f"Invalid window {self.window}: the slope's error needs at least 3 steps.")
+        if shrink == "span": shrink = span_shrink(total_steps, self.window, span, alpha)
         self.alpha, self.beta, self.shrink, self.scale_bounds = alpha, beta, shrink, scale_bounds
         self.span_steps = (math.ceil(span[0]*total_steps), math.ceil(span[1]*total_steps))
         self.backtrack, self.backtrack_ref, self.log_loss, self.trials = backtrack, backtrack_ref, log_loss, trials
@@ -197,8 +214,9 @@ def _end_base(self, step, fit):
     self.max_window_loss = max(self.max_window_loss, fit.mean_loss)
     if previous is not None and previous.velocity < 0 and fit.velocity < 0:
         _, beta_prime, s_before = _lower(self, step, "decrease")
+        decision = _record(self, step, "decrease", s_before, beta_prime=beta_prime)
         self.base_fit = None  # two new ascending windows are needed for the next decrease
-        return _record(self, step, "decrease", s_before, beta_prime=beta_prime)
+        return decision
     next_start, trial_end = step + 1, step + self.window
     slowing = previous is not None and fit.velocity < previous.velocity
     alpha_prime, _ = trial_factors(self.n_trials, self.alpha, self.beta, self.shrink)

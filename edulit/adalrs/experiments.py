@@ -24,6 +24,7 @@ from fastai.optimizer import Adam
 from torch import nn
 
 from .callback import AdaLRSCallback
+from .controller import descent_velocity
 from .quadratic import NoisyQuadratic, plot_quadratic, quadratic_study
 from ..core import cache_dir, get_logger, set_seed
 from ..data import DatasetMissingError, load_fashion_mnist, tensor_dls
@@ -33,9 +34,10 @@ from ..experiments import Experiment, SeedResult, register_experiment
 log = get_logger("adalrs")
 
 # %% auto #0
-__all__ = ['log', 'CHARLM_QUICK', 'CHARLM_FULL', 'CNN_QUICK', 'CNN_FULL', 'shakespeare_plays', 'shakespeare_split', 'char_lm_dls',
-           'CausalSelfAttention', 'Block', 'CharTransformer', 'char_lm_loss', 'fashion_cnn', 'RawLossLog', 'train_arm',
-           'compare_lrs', 'plot_comparison']
+__all__ = ['log', 'SEARCH', 'CHARLM_QUICK', 'CHARLM_CPU', 'CHARLM_FULL', 'CNN_QUICK', 'CNN_FULL', 'QUADRATIC',
+           'shakespeare_plays', 'shakespeare_split', 'char_lm_dls', 'CausalSelfAttention', 'Block', 'CharTransformer',
+           'char_lm_loss', 'fashion_cnn', 'RawLossLog', 'train_arm', 'compare_lrs', 'plot_comparison',
+           'acceptance_table', 'velocity_check']
 
 # %% ../../nbs/adalrs/03_experiments.ipynb #1ca6c40a
 def shakespeare_plays() -> list[Path]:
@@ -169,6 +171,12 @@ def _fit(learn: Learner, config: dict, lr: float, cbs: list):
             learn.fit_flat_cos(config["epochs"], lr, pct_start=0.75, cbs=cbs)
 
 # %% ../../nbs/adalrs/03_experiments.ipynb #3c7d098b
+def _span_velocity(losses: list, span: tuple = (0.1, 0.4)) -> float:
+    "Descent velocity of the raw training loss over the default search span; -inf when the span has a non-finite loss."
+    window = np.asarray(losses[math.ceil(span[0]*len(losses)):math.ceil(span[1]*len(losses))], dtype=np.float64)
+    if len(window) < 3 or not np.isfinite(window).all(): return -math.inf
+    return descent_velocity(window).velocity
+
 def train_arm(config: dict, # the experiment config (task, model, data and training sizes)
               lr: float, # peak learning rate of the base schedule
               seed: int, device=None,
@@ -186,7 +194,8 @@ def train_arm(config: dict, # the experiment config (task, model, data and train
     with learn.no_bar(): valid_loss = float(learn.validate()[0])
     train_tail = float(np.mean(losses.losses[-50:]))
     metrics = {"valid_loss": valid_loss if math.isfinite(valid_loss) else math.inf,
-               "train_loss": train_tail if math.isfinite(train_tail) else math.inf, "wall_s": wall}
+               "train_loss": train_tail if math.isfinite(train_tail) else math.inf, "wall_s": wall,
+               "span_velocity": _span_velocity(losses.losses)}
     curves = {}
     if callback is not None:
         result = callback.result
@@ -223,10 +232,12 @@ def compare_lrs(config: dict, seed: int, device=None) -> SeedResult:
         # best x 10 diverged, so the high start is the largest grid LR that trained stably.
         starts["high"] = max(fallback)
         fixed["high"] = fixed_run(starts["high"])
-    adalrs = {"window": config["window"]}
+    adalrs = {"window": config["window"], **config.get("adalrs", {})}
     for name, lr0 in starts.items():
         metrics[f"fixed_{name}"] = fixed[name]
-        for arm, kwargs in ((f"adalrs_{name}", adalrs), (f"adalrs_nobt_{name}", {**adalrs, "backtrack": False})):
+        arms = [(f"adalrs_{name}", adalrs), (f"adalrs_nobt_{name}", {**adalrs, "backtrack": False})]
+        arms += [(f"adalrs_{variant}_{name}", {**adalrs, **kwargs}) for variant, kwargs in config.get("variants", {}).items()]
+        for arm, kwargs in arms:
             metrics[arm], curves[arm] = train_arm(config, lr0, seed, device, kwargs)
     learn = _make_learner(config, seed, device)
     with learn.no_bar(), learn.no_logging():
@@ -240,7 +251,8 @@ def compare_lrs(config: dict, seed: int, device=None) -> SeedResult:
 # %% ../../nbs/adalrs/03_experiments.ipynb #bc962b28
 def _quadratic_seed(config: dict, seed: int, device) -> SeedResult:
     problem = NoisyQuadratic(sigma=config["sigma"])
-    study = quadratic_study(problem, {"low": config["low"], "high": config["high"]}, [seed], config["steps"], config["window"])
+    study = quadratic_study(problem, {"low": config["low"], "high": config["high"]}, [seed], config["steps"], config["window"],
+                            schedule=config.get("schedule", "constant"), adalrs=config.get("adalrs"), variants=config.get("variants"))
     return SeedResult(study["metrics"][seed], {"lr_opt": study["lr_opt"], "sigma": problem.sigma,
                                                "curves": study["curves"], "oracle_loss": study["oracle_loss"]})
 
@@ -291,25 +303,68 @@ def _check_shakespeare(config) -> str | None:
     return None
 
 # %% ../../nbs/adalrs/03_experiments.ipynb #415f56c4
+SEARCH = dict(adalrs={"shrink": "span"}, variants={"paper_lambda": {"shrink": 0.99}})
 CHARLM_QUICK = dict(task="char_lm", context=48, n_layer=1, d_model=48, n_head=4, n_train=6400, n_valid=256, bs=32, epochs=3,
-                    warmup=0.05, window=10, grid=[1e-3, 3.16e-3, 1e-2, 3.16e-2], bf16=False)
+                    warmup=0.05, window=10, grid=[1e-3, 3.16e-3, 1e-2, 3.16e-2], bf16=False, **SEARCH)
+CHARLM_CPU = dict(CHARLM_QUICK, epochs=15, window=30, grid=[1e-3, 3.16e-3, 1e-2, 3.16e-2, 1e-1])
 CHARLM_FULL = dict(task="char_lm", context=256, n_layer=6, d_model=384, n_head=6, n_train=16000, n_valid=1024, bs=64, epochs=20,
-                   warmup=0.02, window=50, grid=[1e-4, 3.16e-4, 1e-3, 3.16e-3, 1e-2, 3.16e-2, 1e-1], bf16=True)
+                   warmup=0.02, window=50, grid=[1e-4, 3.16e-4, 1e-3, 3.16e-3, 1e-2, 3.16e-2, 1e-1], bf16=True, **SEARCH)
 CNN_QUICK = dict(task="fashion_cnn", width=8, n_train=12800, n_valid=2000, bs=64, epochs=3, window=10,
-                 grid=[3.16e-4, 1e-3, 3.16e-3, 1e-2, 3.16e-2])
+                 grid=[3.16e-4, 1e-3, 3.16e-3, 1e-2, 3.16e-2], **SEARCH)
 CNN_FULL = dict(task="fashion_cnn", width=16, n_train=60000, n_valid=10000, bs=64, epochs=8, window=75,
-                grid=[1e-4, 3.16e-4, 1e-3, 3.16e-3, 1e-2, 3.16e-2, 1e-1])
+                grid=[1e-4, 3.16e-4, 1e-3, 3.16e-3, 1e-2, 3.16e-2, 1e-1], **SEARCH)
 
+QUADRATIC = dict(sigma=0.3, low=0.1, high=10.0, steps=2000, window=20, schedule="cosine", **SEARCH)
 register_experiment(Experiment(
-    "adalrs_quadratic", "adalrs", "AdaLRS on a noisy quadratic with a known best LR, from 1/16x and 8x that LR.",
-    _quadratic_seed, presets={"quick": dict(sigma=0.3, low=1/16, high=8.0, steps=2000, window=40),
-                              "full": dict(sigma=0.3, low=1/16, high=8.0, steps=2000, window=40)},
-    seeds={"quick": list(range(10)), "full": list(range(10))}, plot=_plot_quadratic, primary_metric="final_loss"))
+    "adalrs_quadratic", "adalrs", "AdaLRS on a noisy quadratic with a known best LR, from 10x too low and too high under a cosine schedule.",
+    _quadratic_seed, presets={"quick": QUADRATIC, "full": QUADRATIC,
+                              "constant": dict(sigma=0.3, low=1/16, high=8.0, steps=2000, window=40, schedule="constant")},
+    seeds={"quick": list(range(10)), "full": list(range(100, 140)), "constant": list(range(10))},
+    plot=_plot_quadratic, primary_metric="final_loss"))
 register_experiment(Experiment(
     "adalrs_charlm", "adalrs", "AdaLRS from 10x too low and too high LR on a Shakespeare character transformer, against an LR grid and lr_find.",
-    compare_lrs, presets={"quick": CHARLM_QUICK, "full": CHARLM_FULL}, seeds={"quick": [0, 1], "full": [0, 1, 2]},
+    compare_lrs, presets={"quick": CHARLM_QUICK, "cpu": CHARLM_CPU, "full": CHARLM_FULL},
+    seeds={"quick": [0, 1], "cpu": [0, 1, 2], "full": [0, 1, 2]},
     plot=plot_comparison, check=_check_shakespeare, primary_metric="valid_loss"))
 register_experiment(Experiment(
     "adalrs_fashion_cnn", "adalrs", "AdaLRS from 10x too low and too high LR on a Fashion-MNIST CNN, against an LR grid and lr_find.",
     compare_lrs, presets={"quick": CNN_QUICK, "full": CNN_FULL}, seeds={"quick": [0, 1], "full": [0, 1, 2]},
     plot=plot_comparison, check=_check_fashion, primary_metric="valid_loss"))
+
+# %% ../../nbs/adalrs/03_experiments.ipynb #a71d2ed1
+def acceptance_table(records: list, # `RunRecord`s of `compare_lrs` experiments
+                    ):
+    "One row per task, seed and start: the LRs, and each arm's validation loss over the best grid LR's, minus one."
+    import pandas as pd
+    rows = []
+    for rec in records:
+        for seed in rec.seeds:
+            m, extra = rec.metrics[seed], rec.extra[seed]
+            for start in ("low", "high"):
+                row = {"task": rec.name, "seed": seed, "start": start, "best_grid_lr": extra["best_lr"],
+                       "start_lr": extra["starts"][start], "final_lr": m[f"adalrs_{start}"]["final_lr"],
+                       "adalrs_rel": m[f"adalrs_{start}"]["rel_to_best"], "nobt_rel": m[f"adalrs_nobt_{start}"]["rel_to_best"]}
+                for arm in m:
+                    if arm.startswith("adalrs_") and arm.endswith(f"_{start}") and arm not in (f"adalrs_{start}", f"adalrs_nobt_{start}"):
+                        row[f"{arm[len('adalrs_'):-len(start) - 1]}_rel"] = m[arm]["rel_to_best"]
+                row.update(fixed_rel=m[f"fixed_{start}"]["rel_to_best"], lr_find_rel=m["lr_find_valley"]["rel_to_best"])
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+# %% ../../nbs/adalrs/03_experiments.ipynb #2b3d26d9
+def velocity_check(records: list, # `RunRecord`s of `compare_lrs` experiments
+                  ):
+    "Per task and seed: the grid LR with the best validation loss, the one descending fastest in the span, and their distance in grid steps; records without span velocities are skipped."
+    import pandas as pd
+    rows = []
+    for rec in records:
+        for seed in rec.seeds:
+            grid = {float(arm[len("grid_"):]): m for arm, m in rec.metrics[seed].items() if arm.startswith("grid_")}
+            lrs = sorted(grid)
+            best = min(lrs, key=lambda lr: grid[lr]["valid_loss"])
+            if not all("span_velocity" in m for m in grid.values()):
+                continue  # a record written before span velocities were stored
+            fastest = max(lrs, key=lambda lr: grid[lr]["span_velocity"])
+            rows.append({"task": rec.name, "seed": seed, "best_valid_lr": best, "fastest_span_lr": fastest,
+                         "grid_steps_apart": abs(lrs.index(best) - lrs.index(fastest))})
+    return pd.DataFrame(rows)

@@ -15,7 +15,8 @@ import numpy as np
 from .controller import AdaLRSController
 
 # %% auto #0
-__all__ = ['NoisyQuadratic', 'best_fixed_lr', 'QuadraticRun', 'run_quadratic', 'quadratic_study', 'plot_quadratic']
+__all__ = ['NoisyQuadratic', 'base_schedule', 'best_fixed_lr', 'QuadraticRun', 'run_quadratic', 'quadratic_study',
+           'plot_quadratic']
 
 # %% ../../nbs/adalrs/01_quadratic.ipynb #36ed91f2
 @dataclass
@@ -41,21 +42,31 @@ class NoisyQuadratic:
         return np.array(out)
 
 # %% ../../nbs/adalrs/01_quadratic.ipynb #bbb73210
-def _tail_loss(problem: NoisyQuadratic, lr: float, steps: int, tail: int) -> float:
-    return float(problem.expected_loss(np.full(steps, lr))[-tail:].mean())
+def base_schedule(kind: str, # `constant`, or `cosine`: half a cosine from the peak down to `floor` times the peak
+                  steps: int, # N
+                  floor: float = 0.1, # the cosine's final fraction of the peak
+                 ) -> np.ndarray:
+    "The base schedule as multiples of the peak learning rate, one per step."
+    if kind == "constant": return np.ones(steps)
+    if kind == "cosine": return floor + (1 - floor)*0.5*(1 + np.cos(math.pi*np.arange(steps)/steps))
+    raise ValueError(f"Unknown schedule {kind!r}: use 'constant' or 'cosine'.")
+
+def _tail_loss(problem: NoisyQuadratic, lr: float, steps: int, tail: int, schedule: str = "constant") -> float:
+    return float(problem.expected_loss(lr*base_schedule(schedule, steps))[-tail:].mean())
 
 def best_fixed_lr(problem: NoisyQuadratic, # the problem
                   steps: int, # N, the run length
                   tail: int = 50, # average the expected loss over the last `tail` steps
                   tol: float = 1e-4, # stop when the bracket on log η is this narrow
+                  schedule: str = "constant", # base schedule whose peak is searched (see `base_schedule`)
                  ) -> float:
-    "The fixed learning rate with the lowest expected loss at the end of `steps` SGD steps."
+    "The peak learning rate with the lowest expected loss at the end of `steps` SGD steps under `schedule`."
     if steps < tail: raise ValueError(f"Invalid steps {steps}: the run must be at least tail={tail} steps long.")
     low, high = math.log(1e-5), math.log(1.99/problem.h_max)
     ratio = (math.sqrt(5) - 1)/2
     while high - low > tol:
         a, b = high - ratio*(high - low), low + ratio*(high - low)
-        if _tail_loss(problem, math.exp(a), steps, tail) < _tail_loss(problem, math.exp(b), steps, tail): high = b
+        if _tail_loss(problem, math.exp(a), steps, tail, schedule) < _tail_loss(problem, math.exp(b), steps, tail, schedule): high = b
         else: low = a
     return math.exp((low + high)/2)
 
@@ -67,6 +78,7 @@ class QuadraticRun:
     lrs: np.ndarray # learning rate used at each step
     controller: AdaLRSController | None = None # the AdaLRS controller, when one was used
     tail: int = 50 # steps averaged by `final_loss`
+    schedule: np.ndarray | None = None # the base schedule as multiples of the peak (`None`: constant)
 
     @property
     def final_loss(self) -> float:
@@ -75,15 +87,16 @@ class QuadraticRun:
 
     @property
     def final_lr(self) -> float:
-        "Learning rate of the last step."
-        return float(self.lrs[-1])
+        "Peak learning rate in force at the last step: its learning rate over the base schedule's value."
+        return float(self.lrs[-1]/(self.schedule[-1] if self.schedule is not None else 1.0))
 
 def run_quadratic(problem: NoisyQuadratic, # the problem
-                  lr: float, # base learning rate (constant schedule)
+                  lr: float, # peak learning rate of the base schedule
                   steps: int = 2000, # N
                   seed: int = 0, # seeds w0 and the gradient noise
                   adalrs: dict | None = None, # keyword arguments of `AdaLRSController`; `None` trains at fixed `lr`
                   tail: int = 50, # steps averaged by `final_loss`
+                  schedule: str = "constant", # base schedule (see `base_schedule`)
                  ) -> QuadraticRun:
     "Train SGD on `problem` for `steps` steps and return the loss and learning-rate trajectories."
     rng = np.random.default_rng(seed)
@@ -93,14 +106,14 @@ def run_quadratic(problem: NoisyQuadratic, # the problem
     if adalrs is not None:
         controller = AdaLRSController(steps, save_state=lambda: state["w"].copy(),
                                       load_state=lambda snapshot: state.__setitem__("w", snapshot.copy()), **adalrs)
-    losses, lrs = np.empty(steps), np.empty(steps)
+    losses, lrs, base = np.empty(steps), np.empty(steps), base_schedule(schedule, steps)
     for t in range(steps):
         w = state["w"]
         losses[t] = 0.5*float(h @ (w*w))
-        lrs[t] = lr*(controller.scale if controller is not None else 1.0)
+        lrs[t] = lr*base[t]*(controller.scale if controller is not None else 1.0)
         state["w"] = w - lrs[t]*(h*w + problem.sigma*rng.standard_normal(problem.dim))
         if controller is not None: controller.update(t, losses[t])
-    return QuadraticRun(losses, lrs, controller, tail)
+    return QuadraticRun(losses, lrs, controller, tail, base)
 
 # %% ../../nbs/adalrs/01_quadratic.ipynb #b24bee51
 def quadratic_study(problem: NoisyQuadratic, # the problem
@@ -109,27 +122,31 @@ def quadratic_study(problem: NoisyQuadratic, # the problem
                     steps: int = 2000, # N
                     window: int = 40, # k
                     tail: int = 50, # steps averaged by the final loss
+                    schedule: str = "constant", # base schedule (see `base_schedule`); η_opt is its best peak
+                    adalrs: dict | None = None, # more `AdaLRSController` keyword arguments for every AdaLRS arm
+                    variants: dict | None = None, # {name: keyword arguments}: extra AdaLRS arms `adalrs_<name>_<start>`
                    ) -> dict:
     "Run fixed, AdaLRS and no-backtracking arms from each start and return `{seed: {arm: metrics}}` and the curves of seed 0."
-    lr_opt = best_fixed_lr(problem, steps, tail)
-    oracle = _tail_loss(problem, lr_opt, steps, tail)
+    lr_opt = best_fixed_lr(problem, steps, tail, schedule=schedule)
+    oracle = _tail_loss(problem, lr_opt, steps, tail, schedule)
+    search = {"window": window, **(adalrs or {})}
     metrics, curves = {}, {}
     for seed in seeds:
         per_arm = {}
         for name, multiple in starts.items():
-            arms = {f"fixed_{name}": None, f"adalrs_{name}": {"window": window},
-                    f"adalrs_nobt_{name}": {"window": window, "backtrack": False}}
-            for arm, adalrs in arms.items():
-                run = run_quadratic(problem, lr_opt*multiple, steps, seed, adalrs, tail)
+            arms = {f"fixed_{name}": None, f"adalrs_{name}": search, f"adalrs_nobt_{name}": {**search, "backtrack": False}}
+            arms.update({f"adalrs_{variant}_{name}": {**search, **kwargs} for variant, kwargs in (variants or {}).items()})
+            for arm, kwargs in arms.items():
+                run = run_quadratic(problem, lr_opt*multiple, steps, seed, kwargs, tail, schedule)
                 counts = run.controller.counts() if run.controller else {}
                 per_arm[arm] = {"final_loss": run.final_loss, "final_lr_ratio": run.final_lr/lr_opt,
                                 "loss_vs_oracle": run.final_loss/oracle,
                                 **{f"n_{k}": float(v) for k, v in counts.items() if k in ("accept", "backtrack", "hold")}}
                 if seed == seeds[0]:
-                    curves[arm] = {"lr": run.lrs[::10].tolist(), "loss": run.losses[::10].tolist(),
+                    curves[arm] = {"lr": (run.lrs[::10]/run.schedule[::10]).tolist(), "loss": run.losses[::10].tolist(),
                                    "decisions": [vars(d) for d in run.controller.log] if run.controller else []}
         metrics[seed] = per_arm
-    return {"metrics": metrics, "curves": curves, "lr_opt": lr_opt, "oracle_loss": oracle, "sigma": problem.sigma}
+    return {"metrics": metrics, "curves": curves, "lr_opt": lr_opt, "oracle_loss": oracle, "sigma": problem.sigma, "schedule": schedule}
 
 # %% ../../nbs/adalrs/01_quadratic.ipynb #8bfd6aeb
 def plot_quadratic(study: dict, # output of `quadratic_study`
@@ -152,7 +169,7 @@ def plot_quadratic(study: dict, # output of `quadratic_study`
     total = len(next(iter(study["curves"].values()))["lr"])*10
     for ax in (ax_lr, ax_loss):
         ax.axvspan(0.1*total, 0.4*total, color="0.9"); ax.set_yscale("log"); ax.set_xlabel("step")
-    ax_lr.axhline(1, color="k", lw=0.8); ax_lr.set_ylabel("learning rate / best fixed LR")
+    ax_lr.axhline(1, color="k", lw=0.8); ax_lr.set_ylabel("peak learning rate / best fixed peak")
     ax_loss.set_ylabel("f(w), 50-step running mean"); ax_loss.legend(fontsize=7)
     fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=70)
