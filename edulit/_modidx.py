@@ -160,6 +160,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/edulit', 'doc_host': 'http
                                                                                             'edulit/adalrs/quadratic.py'),
                                          'edulit.adalrs.quadratic._tail_loss': ( 'adalrs/quadratic.html#_tail_loss',
                                                                                  'edulit/adalrs/quadratic.py'),
+                                         'edulit.adalrs.quadratic.adalrs_arms': ( 'adalrs/quadratic.html#adalrs_arms',
+                                                                                  'edulit/adalrs/quadratic.py'),
                                          'edulit.adalrs.quadratic.base_schedule': ( 'adalrs/quadratic.html#base_schedule',
                                                                                     'edulit/adalrs/quadratic.py'),
                                          'edulit.adalrs.quadratic.best_fixed_lr': ( 'adalrs/quadratic.html#best_fixed_lr',

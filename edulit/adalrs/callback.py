@@ -143,7 +143,7 @@ class AdaLRSCallback(Callback):
         self.controller_kwargs = dict(window=window, alpha=alpha, beta=beta, shrink=shrink, span=span, scale_bounds=scale_bounds,
                                       backtrack=backtrack, backtrack_ref=backtrack_ref, log_loss=log_loss, trials=trials)
         self.rewind_schedule, self.pin_memory = rewind_schedule, pin_memory
-        # Reject bad settings now, not at fit; "span" needs the run length, so it is checked at `before_fit`.
+        # Reject bad settings now, not at fit. A "span" shrink needs the run length, so `before_fit` checks it.
         AdaLRSController(1000, save_state=lambda: None, load_state=lambda snapshot: None,
                          **{**self.controller_kwargs, "shrink": 0.99 if shrink == "span" else shrink})
         self.controller, self.result, self.snapshot_buffers = None, None, None

@@ -65,7 +65,7 @@ def span_shrink(total_steps: int, # N, the optimizer steps of the run
                 alpha: float = 3.0, # first up-factor α
                 spend: float = 0.75, # fraction of the trial budget after which α' reaches 1
                ) -> float:
-    "The λ for which α'_n reaches 1 after `spend` of the trials that fit in the search span."
+    "Return the λ for which α'_n reaches 1 after `spend` of the trials that fit in the search span."
     if not 0 < spend <= 1: raise ValueError(f"Invalid spend {spend}: use a fraction 0 < spend ≤ 1.")
     budget = int((math.ceil(span[1]*total_steps) - math.ceil(span[0]*total_steps))//(2*window))
     if budget < 1:

@@ -25,7 +25,7 @@ from torch import nn
 
 from .callback import AdaLRSCallback
 from .controller import descent_velocity
-from .quadratic import NoisyQuadratic, plot_quadratic, quadratic_study
+from .quadratic import NoisyQuadratic, adalrs_arms, plot_quadratic, quadratic_study
 from ..core import cache_dir, get_logger, set_seed
 from ..data import DatasetMissingError, load_fashion_mnist, tensor_dls
 from ..distributed import ddp_cbs, get_rank, get_world_size
@@ -34,7 +34,7 @@ from ..experiments import Experiment, SeedResult, register_experiment
 log = get_logger("adalrs")
 
 # %% auto #0
-__all__ = ['log', 'SEARCH', 'CHARLM_QUICK', 'CHARLM_CPU', 'CHARLM_FULL', 'CNN_QUICK', 'CNN_FULL', 'QUADRATIC',
+__all__ = ['log', 'ADALRS_OPTIONS', 'CHARLM_QUICK', 'CHARLM_CPU', 'CHARLM_FULL', 'CNN_QUICK', 'CNN_FULL', 'QUADRATIC',
            'shakespeare_plays', 'shakespeare_split', 'char_lm_dls', 'CausalSelfAttention', 'Block', 'CharTransformer',
            'char_lm_loss', 'fashion_cnn', 'RawLossLog', 'train_arm', 'compare_lrs', 'plot_comparison',
            'acceptance_table', 'velocity_check']
@@ -235,9 +235,7 @@ def compare_lrs(config: dict, seed: int, device=None) -> SeedResult:
     adalrs = {"window": config["window"], **config.get("adalrs", {})}
     for name, lr0 in starts.items():
         metrics[f"fixed_{name}"] = fixed[name]
-        arms = [(f"adalrs_{name}", adalrs), (f"adalrs_nobt_{name}", {**adalrs, "backtrack": False})]
-        arms += [(f"adalrs_{variant}_{name}", {**adalrs, **kwargs}) for variant, kwargs in config.get("variants", {}).items()]
-        for arm, kwargs in arms:
+        for arm, kwargs in adalrs_arms(name, adalrs, config.get("variants")).items():
             metrics[arm], curves[arm] = train_arm(config, lr0, seed, device, kwargs)
     learn = _make_learner(config, seed, device)
     with learn.no_bar(), learn.no_logging():
@@ -303,18 +301,19 @@ def _check_shakespeare(config) -> str | None:
     return None
 
 # %% ../../nbs/adalrs/03_experiments.ipynb #415f56c4
-SEARCH = dict(adalrs={"shrink": "span"}, variants={"paper_lambda": {"shrink": 0.99}})
+# Every preset searches with λ from the span and adds an arm per start with the paper's λ = 0.99.
+ADALRS_OPTIONS = dict(adalrs={"shrink": "span"}, variants={"paper_lambda": {"shrink": 0.99}})
 CHARLM_QUICK = dict(task="char_lm", context=48, n_layer=1, d_model=48, n_head=4, n_train=6400, n_valid=256, bs=32, epochs=3,
-                    warmup=0.05, window=10, grid=[1e-3, 3.16e-3, 1e-2, 3.16e-2], bf16=False, **SEARCH)
+                    warmup=0.05, window=10, grid=[1e-3, 3.16e-3, 1e-2, 3.16e-2], bf16=False, **ADALRS_OPTIONS)
 CHARLM_CPU = dict(CHARLM_QUICK, epochs=15, window=30, grid=[1e-3, 3.16e-3, 1e-2, 3.16e-2, 1e-1])
 CHARLM_FULL = dict(task="char_lm", context=256, n_layer=6, d_model=384, n_head=6, n_train=16000, n_valid=1024, bs=64, epochs=20,
-                   warmup=0.02, window=50, grid=[1e-4, 3.16e-4, 1e-3, 3.16e-3, 1e-2, 3.16e-2, 1e-1], bf16=True, **SEARCH)
+                   warmup=0.02, window=50, grid=[1e-4, 3.16e-4, 1e-3, 3.16e-3, 1e-2, 3.16e-2, 1e-1], bf16=True, **ADALRS_OPTIONS)
 CNN_QUICK = dict(task="fashion_cnn", width=8, n_train=12800, n_valid=2000, bs=64, epochs=3, window=10,
-                 grid=[3.16e-4, 1e-3, 3.16e-3, 1e-2, 3.16e-2], **SEARCH)
+                 grid=[3.16e-4, 1e-3, 3.16e-3, 1e-2, 3.16e-2], **ADALRS_OPTIONS)
 CNN_FULL = dict(task="fashion_cnn", width=16, n_train=60000, n_valid=10000, bs=64, epochs=8, window=75,
-                grid=[1e-4, 3.16e-4, 1e-3, 3.16e-3, 1e-2, 3.16e-2, 1e-1], **SEARCH)
+                grid=[1e-4, 3.16e-4, 1e-3, 3.16e-3, 1e-2, 3.16e-2, 1e-1], **ADALRS_OPTIONS)
 
-QUADRATIC = dict(sigma=0.3, low=0.1, high=10.0, steps=2000, window=20, schedule="cosine", **SEARCH)
+QUADRATIC = dict(sigma=0.3, low=0.1, high=10.0, steps=2000, window=20, schedule="cosine", **ADALRS_OPTIONS)
 register_experiment(Experiment(
     "adalrs_quadratic", "adalrs", "AdaLRS on a noisy quadratic with a known best LR, from 10x too low and too high under a cosine schedule.",
     _quadratic_seed, presets={"quick": QUADRATIC, "full": QUADRATIC,
@@ -344,9 +343,8 @@ def acceptance_table(records: list, # `RunRecord`s of `compare_lrs` experiments
                 row = {"task": rec.name, "seed": seed, "start": start, "best_grid_lr": extra["best_lr"],
                        "start_lr": extra["starts"][start], "final_lr": m[f"adalrs_{start}"]["final_lr"],
                        "adalrs_rel": m[f"adalrs_{start}"]["rel_to_best"], "nobt_rel": m[f"adalrs_nobt_{start}"]["rel_to_best"]}
-                for arm in m:
-                    if arm.startswith("adalrs_") and arm.endswith(f"_{start}") and arm not in (f"adalrs_{start}", f"adalrs_nobt_{start}"):
-                        row[f"{arm[len('adalrs_'):-len(start) - 1]}_rel"] = m[arm]["rel_to_best"]
+                for variant in rec.config.get("variants", {}):
+                    row[f"{variant}_rel"] = m[f"adalrs_{variant}_{start}"]["rel_to_best"]
                 row.update(fixed_rel=m[f"fixed_{start}"]["rel_to_best"], lr_find_rel=m["lr_find_valley"]["rel_to_best"])
                 rows.append(row)
     return pd.DataFrame(rows)
@@ -354,16 +352,16 @@ def acceptance_table(records: list, # `RunRecord`s of `compare_lrs` experiments
 # %% ../../nbs/adalrs/03_experiments.ipynb #2b3d26d9
 def velocity_check(records: list, # `RunRecord`s of `compare_lrs` experiments
                   ):
-    "Per task and seed: the grid LR with the best validation loss, the one descending fastest in the span, and their distance in grid steps; records without span velocities are skipped."
+    "Compare, per task and seed, the grid LR with the best validation loss with the one descending fastest in the span."
     import pandas as pd
     rows = []
     for rec in records:
         for seed in rec.seeds:
             grid = {float(arm[len("grid_"):]): m for arm, m in rec.metrics[seed].items() if arm.startswith("grid_")}
+            if not all("span_velocity" in m for m in grid.values()):
+                continue  # records written before span velocities were stored are skipped
             lrs = sorted(grid)
             best = min(lrs, key=lambda lr: grid[lr]["valid_loss"])
-            if not all("span_velocity" in m for m in grid.values()):
-                continue  # a record written before span velocities were stored
             fastest = max(lrs, key=lambda lr: grid[lr]["span_velocity"])
             rows.append({"task": rec.name, "seed": seed, "best_valid_lr": best, "fastest_span_lr": fastest,
                          "grid_steps_apart": abs(lrs.index(best) - lrs.index(fastest))})

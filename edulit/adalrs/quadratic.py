@@ -15,7 +15,7 @@ import numpy as np
 from .controller import AdaLRSController
 
 # %% auto #0
-__all__ = ['NoisyQuadratic', 'base_schedule', 'best_fixed_lr', 'QuadraticRun', 'run_quadratic', 'quadratic_study',
+__all__ = ['NoisyQuadratic', 'base_schedule', 'best_fixed_lr', 'QuadraticRun', 'run_quadratic', 'adalrs_arms', 'quadratic_study',
            'plot_quadratic']
 
 # %% ../../nbs/adalrs/01_quadratic.ipynb #36ed91f2
@@ -49,7 +49,7 @@ def base_schedule(kind: str, # `constant`, or `cosine`: half a cosine from the p
     "The base schedule as multiples of the peak learning rate, one per step."
     if kind == "constant": return np.ones(steps)
     if kind == "cosine": return floor + (1 - floor)*0.5*(1 + np.cos(math.pi*np.arange(steps)/steps))
-    raise ValueError(f"Unknown schedule {kind!r}: use 'constant' or 'cosine'.")
+    raise ValueError(f"Invalid schedule {kind!r}: use 'constant' or 'cosine'.")
 
 def _tail_loss(problem: NoisyQuadratic, lr: float, steps: int, tail: int, schedule: str = "constant") -> float:
     return float(problem.expected_loss(lr*base_schedule(schedule, steps))[-tail:].mean())
@@ -87,7 +87,7 @@ class QuadraticRun:
 
     @property
     def final_lr(self) -> float:
-        "Peak learning rate in force at the last step: its learning rate over the base schedule's value."
+        "Peak learning rate of the last step: its learning rate divided by the base schedule's multiple."
         return float(self.lrs[-1]/(self.schedule[-1] if self.schedule is not None else 1.0))
 
 def run_quadratic(problem: NoisyQuadratic, # the problem
@@ -116,6 +116,16 @@ def run_quadratic(problem: NoisyQuadratic, # the problem
     return QuadraticRun(losses, lrs, controller, tail, base)
 
 # %% ../../nbs/adalrs/01_quadratic.ipynb #b24bee51
+def adalrs_arms(start: str, # name of the start, e.g. `low`
+                search: dict, # `AdaLRSController` keyword arguments of the main arm
+                variants: dict | None = None, # {name: keyword arguments that change `search`}
+               ) -> dict:
+    "Map each AdaLRS arm of `start` to its controller settings: the main arm, no backtracking, and one arm per variant."
+    arms = {f"adalrs_{start}": search, f"adalrs_nobt_{start}": {**search, "backtrack": False}}
+    arms.update({f"adalrs_{variant}_{start}": {**search, **kwargs} for variant, kwargs in (variants or {}).items()})
+    return arms
+
+# %% ../../nbs/adalrs/01_quadratic.ipynb #b593d364
 def quadratic_study(problem: NoisyQuadratic, # the problem
                     starts: dict, # {name: multiple of the best fixed LR}, e.g. {"low": 1/16, "high": 8}
                     seeds: list[int], # seeds of every arm
@@ -134,8 +144,7 @@ def quadratic_study(problem: NoisyQuadratic, # the problem
     for seed in seeds:
         per_arm = {}
         for name, multiple in starts.items():
-            arms = {f"fixed_{name}": None, f"adalrs_{name}": search, f"adalrs_nobt_{name}": {**search, "backtrack": False}}
-            arms.update({f"adalrs_{variant}_{name}": {**search, **kwargs} for variant, kwargs in (variants or {}).items()})
+            arms = {f"fixed_{name}": None, **adalrs_arms(name, search, variants)}
             for arm, kwargs in arms.items():
                 run = run_quadratic(problem, lr_opt*multiple, steps, seed, kwargs, tail, schedule)
                 counts = run.controller.counts() if run.controller else {}
